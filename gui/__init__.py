@@ -1,0 +1,1 @@
+"""Backprop Studio's Qt views. Thin: all computation lives in ``engine``."""

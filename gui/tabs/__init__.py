@@ -1,0 +1,50 @@
+"""The list every tab registers in. The main window builds one tab per entry, in order.
+
+Only the standard library is imported here so that the window can appear before
+torch (seconds to import) has loaded; ``preload`` names the engine modules the
+tab needs, which are imported in a background thread first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    key: str  # the --tab name
+    title: str  # shown on the tab
+    module: str  # gui module defining the tab
+    class_name: str
+    preload: tuple[str, ...]  # Qt-free modules to import in the background before building it
+    topics: tuple[str, ...]  # the course topics it covers (Help menu), in our own words
+
+
+TABS: tuple[TabSpec, ...] = (
+    TabSpec(
+        key="digits",
+        title="Draw a digit",
+        module="gui.tabs.digits_tab",
+        class_name="DigitsTab",
+        # torch's optimisers import torch._dynamo when first built (hundreds of modules, holding the
+        # GIL for ~0.15 s): importing it here, while the app loads, keeps the first training step smooth.
+        preload=("torch", "torch._dynamo", "engine.device", "engine.digits"),
+        topics=(
+            "Convolutional layers: small learned filters slide over the image, each producing a feature map.",
+            "ReLU and max pooling: keep the strong responses, halve the resolution, gain some shift tolerance.",
+            "Fully connected layers and softmax: turning features into ten class probabilities that sum to 1.",
+            "Data preparation: MNIST digits are centred by their centre of mass in a 28x28 frame; "
+            "a network only works on inputs prepared the same way.",
+            "Training: mini-batch gradient descent with cross-entropy loss, watched through loss and accuracy.",
+        ),
+    ),
+)
+
+TAB_KEYS = tuple(spec.key for spec in TABS)
+
+
+def spec_for(key: str) -> TabSpec:
+    for spec in TABS:
+        if spec.key == key:
+            return spec
+    raise KeyError(f"Unknown tab {key!r}; valid tabs: {', '.join(TAB_KEYS)}")
