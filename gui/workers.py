@@ -39,7 +39,7 @@ def describe_exception(exc: BaseException) -> str:
         return ("The computation ran out of memory. Use a smaller batch size or model, "
                 f"or switch to the CPU.\n\nDetails: {text}")
     if isinstance(exc, FloatingPointError) or "nan" in lowered.split():
-        return f"The numbers blew up (NaN or infinity).\n\n{text}"
+        return f"The numbers blew up (NaN or infinity). {text}"
     return f"{name}: {text}" if name not in text else text
 
 

@@ -174,3 +174,20 @@ def test_augmentation_keeps_shape_and_mass():
 def test_cli_reports_missing_data(tmp_path, capsys):
     assert digits._cli(["evaluate", "--data", str(tmp_path)]) == 2
     assert "MNIST was not found" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the lent GPU machine)")
+def test_training_on_cuda_returns_cpu_copies_and_reports_oom(mnist):
+    config = digits.TrainConfig(epochs=2, train_limit=4096, device="cuda", emit_every_s=0.0, augment=False)
+    records = list(digits.train(config, mnist))
+    result = records[-1]
+    assert result.device.startswith("cuda"), result.device
+    assert result.test_accuracy > 0.8, result.test_accuracy
+    assert all(isinstance(v, np.ndarray) for v in result.state_dict.values())
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(1e-6)  # any allocation now fails like a full GPU
+    try:
+        with pytest.raises(torch.OutOfMemoryError, match="out of memory"):
+            list(digits.train(digits.TrainConfig(epochs=1, train_limit=512, device="cuda"), mnist))
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)

@@ -171,6 +171,7 @@ class DigitsTab(StudioTab):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 6)
         splitter.setStretchFactor(2, 3)
+        splitter.setSizes([420, 760, 330])  # room for a comfortable canvas
 
     def _build_retrain_panel(self) -> QWidget:
         box = QGroupBox("Retrain the network")
@@ -180,8 +181,8 @@ class DigitsTab(StudioTab):
         self.epochs_spin.setToolTip("Passes over the training set")
         self.lr_spin = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=1.0, singleStep=0.0005,
                                       value=float(settings.read("digits/lr", 0.002)))
-        self.lr_spin.setToolTip("Peak learning rate of the one-cycle schedule (AdamW). Try 0.5 to see "
-                                "training diverge.")
+        self.lr_spin.setToolTip("Peak learning rate of the one-cycle schedule (AdamW). Too large "
+                                "(try 0.5) and training stalls or blows up.")
         self.batch_spin = QSpinBox(minimum=8, maximum=2048, singleStep=32,
                                    value=int(settings.read("digits/batch_size", 128)))
         self.batch_spin.setToolTip("Images per gradient step")
@@ -231,7 +232,8 @@ class DigitsTab(StudioTab):
         self.train_status.setFixedHeight(self.train_status.fontMetrics().lineSpacing() * 4 + 4)
         v.addWidget(self.train_status)
         self.loss_plot = CurvePlot("Training loss", "step", "cross-entropy")
-        self.acc_plot = CurvePlot("Accuracy", "epoch", "accuracy")
+        self.acc_plot = CurvePlot("Accuracy", "epoch", "accuracy (%)")
+        self.acc_plot.getPlotItem().setYRange(0, 100, padding=0.02)
         for p in (self.loss_plot, self.acc_plot):
             p.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
             v.addWidget(p, 1)
@@ -395,7 +397,7 @@ class DigitsTab(StudioTab):
         self._history = {k: [] for k in self._history}
         self.loss_plot.clear_curves()
         self.acc_plot.clear_curves()
-        self.train_status.setText("Loading MNIST...")
+        self._set_status("Loading MNIST...")
         self.train_runner.start(digits.train_from_folder, self.train_config(), folder)
 
     def _offer_download(self, folder: str | None) -> None:
@@ -407,21 +409,21 @@ class DigitsTab(StudioTab):
         if answer == QMessageBox.StandardButton.Yes:
             self._pending_train_folder = ""
             self.data_edit.setText("")
-            self.train_status.setText("Downloading MNIST...")
+            self._set_status("Downloading MNIST...")
             self.train_button.setEnabled(False)
             self.download_runner.start(datasets.download_iter, "mnist")
         else:
-            self.train_status.setText(message)
+            self._set_status(message)
 
     @Slot(object)
     def _on_download_record(self, record: datasets.DownloadProgress) -> None:
         size = f" of {record.total / 1e6:.1f} MB" if record.total else ""
-        self.train_status.setText(f"Downloading {record.file} ({record.file_index}/{record.file_count}): "
+        self._set_status(f"Downloading {record.file} ({record.file_index}/{record.file_count}): "
                                   f"{record.done / 1e6:.1f} MB{size}")
 
     @Slot(str)
     def _on_download_failed(self, message: str) -> None:
-        self.train_status.setText(message)
+        self._set_status(message)
         QMessageBox.warning(self, "Download failed", message)
 
     @Slot(bool)
@@ -446,7 +448,7 @@ class DigitsTab(StudioTab):
         for w in (self.epochs_spin, self.lr_spin, self.batch_spin, self.samples_spin, self.data_edit):
             w.setEnabled(not busy)
         if state == "paused":
-            self.train_status.setText(self.train_status.text() + "  (paused)")
+            self._set_status(self.train_status.text() + " (paused)")
 
     @Slot(object)
     def _on_train_record(self, record) -> None:
@@ -455,7 +457,7 @@ class DigitsTab(StudioTab):
             self.weights_source = (f"{record.epochs} epoch(s), {record.test_accuracy * 100:.2f} % on the "
                                    f"test set, {record.seconds:.0f} s on {record.device}")
             self.revert_button.setEnabled(True)
-            self.train_status.setText(f"Done: test accuracy {record.test_accuracy * 100:.2f} %. "
+            self._set_status(f"Done: test accuracy {record.test_accuracy * 100:.2f} %. "
                                       "Predictions now use the new weights.")
             self._after_weights_changed()
             return
@@ -470,7 +472,7 @@ class DigitsTab(StudioTab):
         self._curves_dirty = True
         test = (f", test accuracy {record.test_accuracy * 100:.2f} %" if record.test_accuracy is not None
                 else "")
-        self.train_status.setText(
+        self._set_status(
             f"Epoch {record.epoch}/{record.epochs}, step {record.step}/{record.steps_total}: "
             f"loss {record.loss:.3f}, train accuracy {record.train_accuracy * 100:.1f} %{test} "
             f"({record.samples_per_s:.0f} images/s)")
@@ -484,19 +486,25 @@ class DigitsTab(StudioTab):
         self.loss_plot.set_curve("train loss", h["step"], h["loss"])
         if h["step"]:
             self.acc_plot.set_curve("train (running)", np.asarray(h["step"]) / self._steps_per_epoch,
-                                    h["train_acc"], color="#1f77b4")
-        self.acc_plot.set_curve("test", h["epoch"], h["test_acc"], color="#d62728", symbol="o")
+                                    np.asarray(h["train_acc"]) * 100, color="#1f77b4")
+        self.acc_plot.set_curve("test", h["epoch"], np.asarray(h["test_acc"]) * 100, color="#d62728",
+                                symbol="o")
+
+    def _set_status(self, text: str) -> None:
+        """The status line holds four lines; the whole text is in its tooltip."""
+        self.train_status.setText(" ".join(text.split()))
+        self.train_status.setToolTip(text)
 
     @Slot(str)
     def _on_train_failed(self, message: str) -> None:
-        self.train_status.setText(f"Training stopped: {message}")
+        self._set_status(f"Training stopped: {message}")
         QMessageBox.warning(self, "Training stopped", message)
 
     @Slot(bool)
     def _on_train_finished(self, completed: bool) -> None:
         self._redraw_curves()
         if not completed and "Training stopped" not in self.train_status.text():
-            self.train_status.setText("Training stopped; the previous weights are still in use.")
+            self._set_status("Training stopped; the previous weights are still in use.")
 
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         self._curve_timer.stop()

@@ -278,10 +278,11 @@ class CurvePlot(ExportablePlot):
         plot = self.getPlotItem()
         plot.addLegend(offset=(-10, 10))
         plot.showGrid(x=True, y=True, alpha=0.3)
-        if x_label:
-            plot.setLabel("bottom", x_label)
-        if y_label:
-            plot.setLabel("left", y_label)
+        for side, label in (("bottom", x_label), ("left", y_label)):
+            # Plain numbers: an SI prefix like "(x0.001)" on an accuracy axis only confuses.
+            plot.getAxis(side).enableAutoSIPrefix(False)
+            if label:
+                plot.setLabel(side, label)
         self._curves: dict[str, pg.PlotDataItem] = {}
 
     def set_curve(self, name: str, x, y, color: str = "#1f77b4", symbol: str | None = None) -> None:
