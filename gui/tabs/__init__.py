@@ -40,6 +40,24 @@ TABS: tuple[TabSpec, ...] = (
     ),
 )
 
+TABS += (
+    TabSpec(
+        key="conv",
+        title="Convolution",
+        module="gui.tabs.conv_tab",
+        class_name="ConvTab",
+        preload=("torch", "engine.conv", "engine.conv_presets", "engine.samples"),
+        topics=(
+            "Convolution as cross-correlation: slide a kernel, multiply element-wise, sum, add the bias.",
+            "Output size: W2 = (W1 - F + 2P)/S + 1 (rounded down), D2 = K; padding and stride.",
+            "Multi-channel inputs: a filter has one slice per input channel and their sums add up.",
+            "Parameters of a conv layer: K x (F x F x C) + K, shared across every position.",
+            "ReLU and pooling (max, average, min) after the convolution.",
+            "1-D convolution: smoothing a series of readings with a weighted window.",
+        ),
+    ),
+)
+
 TAB_KEYS = tuple(spec.key for spec in TABS)
 
 

@@ -1,8 +1,8 @@
 """Plot widgets that every tab uses, each exportable as PNG, SVG and CSV.
 
-``ExportablePlot`` is a pyqtgraph PlotWidget whose right-click menu offers
-"Save as PNG/SVG/CSV"; the main window's File > Export... finds every instance
-inside the current tab, so a tab gets export for free by using these classes.
+``Exportable`` views (pyqtgraph plots here, number tables elsewhere) offer "Save as
+PNG/SVG/CSV" in their right-click menu; the main window's File > Export... finds every
+one inside the current tab, so a tab gets export for free by using these classes.
 PNG and SVG go through pyqtgraph's exporters; CSV writes the numbers behind the
 view (pyqtgraph's CSVExporter only knows curves, so views supply their table).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
-from PySide6.QtCore import QPointF, Signal
+from PySide6.QtCore import QPoint, QPointF, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
@@ -34,69 +34,21 @@ CsvTable = tuple[Sequence[str], Sequence[Sequence]]  # header, rows
 pg.setConfigOptions(antialias=True, imageAxisOrder="row-major", background="w", foreground="k")
 
 
-class ExportablePlot(pg.PlotWidget):
-    """A PlotWidget with a name and PNG / SVG / CSV export (context menu and File > Export...)."""
+class Exportable:
+    """Mixin for any view that can be saved: PNG, SVG and the CSV of its numbers.
 
-    exported = Signal(str)  # path written
+    Subclasses are QWidgets that define an ``exported = Signal(str)`` and
+    ``csv_table() -> (header, rows)`` (the numbers behind the view), and may override
+    ``_write_png``/``_write_svg``. The main window's File > Export... lists every
+    visible Exportable in the current tab.
+    """
 
-    def __init__(self, title: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.export_title = title
-        self.setTitle(title)
-        self.setMinimumSize(110, 100)
-        self.setToolTip(f"{title}. Right-click to save it as PNG, SVG or CSV.")
-        menu = self.getViewBox().menu
-        if menu is not None:
-            menu.addSeparator()
-            for fmt, label in (("png", "Save as PNG image..."), ("svg", "Save as SVG drawing..."),
-                               ("csv", "Save numbers as CSV...")):
-                menu.addAction(label, lambda fmt=fmt: self.export_with_dialog(fmt))
+    export_title: str = "view"
 
-    def setTitle(self, title: str) -> None:  # noqa: N802 (Qt naming)
-        self.getPlotItem().setTitle(title, size="10pt")
+    def _write_png(self, path: Path) -> None:
+        self.grab().save(str(path), "PNG")
 
-    # --- what the CSV holds; views override this -------------------------------------------
-    def csv_table(self) -> CsvTable:
-        """Header and rows for the CSV file: by default every curve's (x, y) points."""
-        header, rows = ["curve", "x", "y"], []
-        for i, item in enumerate(self.getPlotItem().listDataItems()):
-            x, y = item.getData()
-            name = item.name() or f"curve {i + 1}"
-            if x is not None:
-                rows += [(name, float(a), float(b)) for a, b in zip(x, y)]
-        return header, rows
-
-    # --- export --------------------------------------------------------------------------------
-    def export_to(self, path: str | Path) -> Path:
-        """Write the view to ``path``; the suffix (.png, .svg or .csv) picks the format."""
-        path = Path(path)
-        fmt = path.suffix.lower().lstrip(".")
-        if fmt not in EXPORT_FORMATS:
-            raise ValueError(f"Cannot export to .{fmt}: choose .png, .svg or .csv.")
-        item = self.getPlotItem()
-        if fmt == "png":
-            exporter = pg_exporters.ImageExporter(item)
-            # At least 800 px wide so exports stay sharp in slides and reports.
-            width = max(800, int(item.sceneBoundingRect().width()))
-            exporter.parameters()["width"] = width
-            exporter.export(str(path))
-        elif fmt == "svg":
-            try:
-                pg_exporters.SVGExporter(item).export(str(path))
-            except ValueError:
-                # pyqtgraph 0.14.0 cannot parse the path syntax of Qt >= 6.10's SVG generator
-                # (pyqtgraph issue #3485); Qt's own generator still writes a correct vector file.
-                self._render_svg(path)
-        else:
-            header, rows = self.csv_table()
-            with open(path, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(header)
-                writer.writerows(rows)
-        self.exported.emit(str(path))
-        return path
-
-    def _render_svg(self, path: Path) -> None:
+    def _write_svg(self, path: Path) -> None:
         generator = QSvgGenerator()
         generator.setFileName(str(path))
         generator.setSize(self.size())
@@ -105,9 +57,33 @@ class ExportablePlot(pg.PlotWidget):
         generator.setDescription("Exported from Backprop Studio")
         painter = QPainter(generator)
         try:
-            self.render(painter)
+            QWidget.render(self, painter, QPoint())  # the widget as shown, children included
         finally:
             painter.end()
+
+    def _write_csv(self, path: Path) -> None:
+        header, rows = self.csv_table()
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            if header:
+                writer.writerow(header)
+            writer.writerows(rows)
+
+    def export_to(self, path: str | Path) -> Path:
+        """Write the view to ``path``; the suffix (.png, .svg or .csv) picks the format."""
+        path = Path(path)
+        fmt = path.suffix.lower().lstrip(".")
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"Cannot export to .{fmt}: choose .png, .svg or .csv.")
+        {"png": self._write_png, "svg": self._write_svg, "csv": self._write_csv}[fmt](path)
+        self.exported.emit(str(path))
+        return path
+
+    def add_export_actions(self, menu) -> None:
+        menu.addSeparator()
+        for fmt, label in (("png", "Save as PNG image..."), ("svg", "Save as SVG drawing..."),
+                           ("csv", "Save numbers as CSV...")):
+            menu.addAction(label, lambda fmt=fmt: self.export_with_dialog(fmt))
 
     def export_with_dialog(self, fmt: str = "png") -> Path | None:
         folder = settings.read("folders/export", str(Path.home()))
@@ -126,6 +102,50 @@ class ExportablePlot(pg.PlotWidget):
         except (OSError, ValueError) as exc:
             QMessageBox.warning(self, "Export failed", f"Could not save {Path(path).name}:\n{exc}")
             return None
+
+
+class ExportablePlot(Exportable, pg.PlotWidget):
+    """A PlotWidget with a name and PNG / SVG / CSV export (context menu and File > Export...)."""
+
+    exported = Signal(str)  # path written
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.export_title = title
+        self.setTitle(title)
+        self.setMinimumSize(110, 100)
+        self.setToolTip(f"{title}. Right-click to save it as PNG, SVG or CSV.")
+        menu = self.getViewBox().menu
+        if menu is not None:
+            self.add_export_actions(menu)
+
+    def setTitle(self, title: str) -> None:  # noqa: N802 (Qt naming)
+        self.getPlotItem().setTitle(title, size="10pt")
+
+    def csv_table(self) -> CsvTable:
+        """Header and rows for the CSV file: by default every curve's (x, y) points."""
+        header, rows = ["curve", "x", "y"], []
+        for i, item in enumerate(self.getPlotItem().listDataItems()):
+            x, y = item.getData()
+            name = item.name() or f"curve {i + 1}"
+            if x is not None:
+                rows += [(name, float(a), float(b)) for a, b in zip(x, y)]
+        return header, rows
+
+    def _write_png(self, path: Path) -> None:
+        item = self.getPlotItem()
+        exporter = pg_exporters.ImageExporter(item)
+        # At least 800 px wide so exports stay sharp in slides and reports.
+        exporter.parameters()["width"] = max(800, int(item.sceneBoundingRect().width()))
+        exporter.export(str(path))
+
+    def _write_svg(self, path: Path) -> None:
+        try:
+            pg_exporters.SVGExporter(self.getPlotItem()).export(str(path))
+        except ValueError:
+            # pyqtgraph 0.14.0 cannot parse the path syntax of Qt >= 6.10's SVG generator
+            # (pyqtgraph issue #3485); Qt's own generator still writes a correct vector file.
+            super()._write_svg(path)
 
 
 def tile_maps(maps: np.ndarray, columns: int | None = None, gap: int = 1) -> np.ndarray:
@@ -297,16 +317,12 @@ class CurvePlot(ExportablePlot):
         for curve in self._curves.values():
             curve.setData([], [])
 
-    def export_to(self, path):
-        if Path(path).suffix.lower() == ".csv":
-            pg_exporters.CSVExporter(self.getPlotItem()).export(str(path))
-            self.exported.emit(str(path))
-            return Path(path)
-        return super().export_to(path)
+    def _write_csv(self, path: Path) -> None:
+        pg_exporters.CSVExporter(self.getPlotItem()).export(str(path))
 
 
-def exportable_views(root: QWidget) -> list[ExportablePlot]:
-    """Every exportable view under ``root``, in the order they were created."""
-    return root.findChildren(ExportablePlot)
+def exportable_views(root: QWidget) -> list[Exportable]:
+    """Every exportable view shown under ``root`` (hidden pages are left out), in creation order."""
+    return [w for w in root.findChildren(QWidget) if isinstance(w, Exportable) and w.isVisibleTo(root)]
 
 
