@@ -107,6 +107,23 @@ class InputView(ExportablePlot):
             self.addItem(item)
         self.padded = np.zeros((1, 1, 1))  # (C, H, W)
         self._shape = None
+        self._hover = pg.TextItem(color="k", anchor=(0, 1), fill=pg.mkBrush(255, 255, 255, 210))
+        self._hover.setZValue(10)
+        self._hover.hide()
+        self.addItem(self._hover, ignoreBounds=True)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        pos = self.image_item.mapFromScene(scene_pos)
+        row, col = int(np.floor(pos.y())), int(np.floor(pos.x()))
+        c, h, w = self.padded.shape
+        if not (0 <= row < h and 0 <= col < w):
+            self._hover.hide()
+            return
+        values = " ".join(format_number(v) for v in self.padded[:, row, col])
+        self._hover.setText(f"({row}, {col}) = {values}")
+        self._hover.setPos(col, row)
+        self._hover.show()
 
     def set_padded(self, padded: np.ndarray, padding: tuple[int, int]) -> None:
         self.padded = padded
@@ -192,7 +209,7 @@ class ConvTab(StudioTab):
         filter_scroll = QScrollArea()
         filter_scroll.setWidgetResizable(True)
         filter_scroll.setWidget(filter_box)
-        filter_scroll.setMinimumHeight(120)
+        filter_scroll.setMinimumHeight(150)
         right.addWidget(filter_scroll)
 
         self.views = QStackedWidget()
@@ -204,7 +221,15 @@ class ConvTab(StudioTab):
         bh = QHBoxLayout(bottom)
         bh.setContentsMargins(0, 0, 0, 0)
         formula_box = QGroupBox("Sizes and parameters")
-        fv = QVBoxLayout(formula_box)
+        formula_outer = QVBoxLayout(formula_box)
+        formula_outer.setContentsMargins(2, 2, 2, 2)
+        formula_scroll = QScrollArea()  # scrolls rather than squeezing the text when space is short
+        formula_scroll.setWidgetResizable(True)
+        formula_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        formula_inner = QWidget()
+        formula_scroll.setWidget(formula_inner)
+        formula_outer.addWidget(formula_scroll)
+        fv = QVBoxLayout(formula_inner)
         self.formula_label = QLabel()
         self.formula_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.formula_label.setWordWrap(True)
@@ -236,7 +261,8 @@ class ConvTab(StudioTab):
         wv.addWidget(self.explain_text)
         bh.addWidget(window_box, 1)
         right.addWidget(bottom)
-        right.setSizes([150, 520, 230])
+        right.setSizes([170, 500, 230])
+        right.setChildrenCollapsible(False)
         self.pages.addTab(two_d, "2-D convolution")
         self.pages.addTab(self._build_smoothing_page(), "1-D smoothing")
 
