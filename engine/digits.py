@@ -402,5 +402,10 @@ def _cli(argv: list[str] | None = None) -> int:
     return 0
 
 
+def train_main(argv: list[str] | None = None) -> int:
+    """``backprop-studio train digits ARGS``: the same as ``python -m engine.digits train ARGS``."""
+    return _cli(["train", *(argv if argv is not None else sys.argv[1:])])
+
+
 if __name__ == "__main__":
     sys.exit(_cli())

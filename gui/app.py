@@ -11,10 +11,34 @@ from gui.tabs import TAB_KEYS
 
 SCREENSHOT_TIMEOUT_S = 180
 
+# `backprop-studio train MODEL ARGS`: headless training, no window (module, function taking ARGS).
+TRAINERS = {
+    "digits": ("engine.digits", "train_main"),
+    "alexnet": ("engine.alexnet_train", "main"),
+}
+
+
+def run_trainer(argv: list[str]) -> int:
+    """Dispatch ``train MODEL ...`` to the engine, which needs no Qt (for GPU servers without a display)."""
+    import importlib
+
+    usage = f"usage: backprop-studio train {{{','.join(TRAINERS)}}} [options]   (add --help for a model's options)"
+    if not argv or argv[0] not in TRAINERS:
+        print(usage, file=sys.stderr)
+        return 2
+    module_name, function = TRAINERS[argv[0]]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        print(f"Training {argv[0]} is not available in this installation ({exc}).", file=sys.stderr)
+        return 2
+    return int(getattr(module, function)(argv[1:]) or 0)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="backprop-studio", description="Backprop Studio: see how deep networks compute and learn.")
+        prog="backprop-studio", description="Backprop Studio: see how deep networks compute and learn.",
+        epilog="Headless training: backprop-studio train {" + ",".join(TRAINERS) + "} --help")
     parser.add_argument("--tab", metavar="NAME", help=f"open on this tab ({', '.join(TAB_KEYS)})")
     parser.add_argument("--screenshot", metavar="PATH",
                         help="save a PNG of the window once the tab shows its first results, then exit")
@@ -30,7 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv if argv is not None else sys.argv[1:])
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if argv[:1] == ["train"]:
+        return run_trainer(argv[1:])
+    args = parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
 

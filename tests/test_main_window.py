@@ -162,3 +162,10 @@ def test_screenshot_saves_a_png_and_exits(tmp_path):
     image = np.asarray(Image.open(out).convert("L"))
     assert image.shape[0] > 300 and image.shape[1] > 500
     assert image.std() > 10  # a real picture, not a blank window
+
+
+def test_headless_train_command(tmp_path):
+    proc = _run_cli("train")
+    assert proc.returncode == 2 and "usage: backprop-studio train" in proc.stderr
+    proc = _run_cli("train", "digits", "--data", str(tmp_path))
+    assert proc.returncode == 2 and "MNIST was not found" in proc.stderr
