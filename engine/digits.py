@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from engine import datasets
+from engine import ASSETS_DIR, datasets
 
-ASSET_PATH = Path(__file__).resolve().parent.parent / "assets" / "digit_cnn.pt"
+ASSET_PATH = ASSETS_DIR / "digit_cnn.pt"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 

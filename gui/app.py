@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("Backprop Studio")
     app.setOrganizationName(settings.ORGANISATION)
     app.setApplicationVersion(__version__)
+    from PySide6.QtGui import QIcon
+
+    from engine import ASSETS_DIR
+
+    app.setWindowIcon(QIcon(str(ASSETS_DIR / "backprop-studio.png")))
+    app.setDesktopFileName("backprop-studio")  # matches packaging/backprop-studio.desktop
 
     from gui.main_window import MainWindow
 

@@ -111,6 +111,7 @@ def test_size_report_floor_and_lines():
     assert "floor(3/4) + 1 = 1" in r.lines[0]
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("preset", P.PRESETS, ids=lambda p: p.name)
 def test_every_lecture_preset_reproduces_the_printed_numbers(preset):
     if preset.pool is not None:

@@ -51,6 +51,7 @@ def test_every_lecture_example_number_for_number(qtbot, tab, preset):
         assert preset.lecture_note[:40] in tab.note_label.text()
 
 
+@pytest.mark.smoke
 def test_rgb_example_explains_channel_by_channel(qtbot, tab):
     choose(qtbot, tab.preset_combo, "RGB input, 3 kernel slices, bias 1")
     qtbot.mouseClick(tab._output_grids[0].viewport(), Qt.MouseButton.LeftButton,
@@ -121,6 +122,7 @@ def test_same_padding_keeps_size(qtbot, tab):
     assert tab.result.output.shape[1:] == (5, 5)
 
 
+@pytest.mark.smoke
 def test_image_mode_rgb_k3_relu_pool_and_click(qtbot, tab):
     tab.mode_combo.setCurrentIndex(1)
     tab.colour_combo.setCurrentIndex(1)

@@ -67,6 +67,7 @@ def test_preprocess_properties(h, w, y0, x0, size, invert, colour):
     np.testing.assert_allclose(digits.preprocess(other), x, atol=1e-6)
 
 
+@pytest.mark.smoke
 def test_blank_detection():
     blank = np.full((280, 280), 255, np.uint8)
     assert digits.is_blank(blank)
@@ -108,12 +109,14 @@ def test_predict_recognises_scaled_inverted_colour_digits(model, mnist):
     assert hits >= 194  # >= 97 %
 
 
+@pytest.mark.smoke
 def test_asset_size_and_weights_only_loading():
     assert digits.ASSET_PATH.stat().st_size <= 2 * 1024 * 1024
     ckpt = torch.load(digits.ASSET_PATH, map_location="cpu", weights_only=True)
     assert set(ckpt) == {"state_dict", "meta"}
 
 
+@pytest.mark.smoke
 def test_probabilities_and_feature_maps_match_torch_functional(model, mnist):
     """The explicit pipeline against nn.functional as the oracle."""
     x28 = digits.preprocess(mnist.test.images[0])

@@ -45,6 +45,7 @@ def test_empty_canvas_asks_for_a_digit(tab):
     assert tab.prob_plot.values.sum() == 0
 
 
+@pytest.mark.smoke
 def test_strokes_change_the_prediction(qtbot, tab):
     draw_stroke(tab.canvas, [(0.5, 0.12), (0.5, 0.88)])  # a vertical bar
     wait_prediction(qtbot, tab)
@@ -147,6 +148,7 @@ def test_open_button_uses_a_file_dialog(qtbot, tab, tmp_path, monkeypatch, mnist
     assert settings.read("folders/open", "") == str(tmp_path)
 
 
+@pytest.mark.smoke
 def test_exports(qtbot, tab, tmp_path):
     draw_stroke(tab.canvas, [(0.5, 0.12), (0.5, 0.88)])
     wait_prediction(qtbot, tab)

@@ -12,6 +12,8 @@ from PIL import Image
 
 from engine.images import ImageLoadError, load_image
 
+pytestmark = pytest.mark.smoke
+
 
 def _png_header_only(path, width, height):
     """A PNG that declares width x height but holds almost no data (cheap 'huge' image)."""

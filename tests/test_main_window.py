@@ -36,6 +36,7 @@ def window(qtbot):
     win.close()
 
 
+@pytest.mark.smoke
 def test_tabs_are_built_after_loading(window):
     assert window.windowTitle() == "Backprop Studio"
     assert isinstance(window.tab("digits"), DigitsTab)
@@ -150,6 +151,7 @@ def test_unknown_tab_lists_the_valid_ones():
     assert "valid tabs: " + ", ".join(TAB_KEYS) in proc.stderr
 
 
+@pytest.mark.smoke
 def test_version():
     proc = _run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("Backprop Studio 0.")
