@@ -11,12 +11,10 @@ import importlib
 import os
 import sys
 import time
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog,
     QInputDialog,
     QLabel,
     QMainWindow,
@@ -32,7 +30,6 @@ from gui import settings
 from gui.tabs import TABS, TabSpec
 from gui.tabs.base import StudioTab, TabContext
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 
 
 class LoadingPage(QWidget):
@@ -242,13 +239,8 @@ class MainWindow(QMainWindow):
     # --- actions --------------------------------------------------------------------------------
     def open_image_dialog(self) -> None:
         tab = self.current_tab()
-        if tab is None or not tab.accepts_images:
-            return
-        folder = settings.read("folders/open", str(Path.home()))
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", folder, IMAGE_FILTER)
-        if path:
-            settings.write("folders/open", str(Path(path).parent))
-            tab.open_image(path)
+        if tab is not None and tab.accepts_images:
+            tab.open_image_dialog()
 
     def export_dialog(self) -> None:
         from gui.widgets.plots import exportable_views

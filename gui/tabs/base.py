@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+
+from gui import settings
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 
 
 @dataclass
@@ -19,6 +23,7 @@ class StudioTab(QWidget):
     """Base class of the tabs. ``ready`` fires once the first results are on screen."""
 
     ready = Signal()
+    title = "tab"
     accepts_images = False  # True where File > Open image... means something
 
     def __init__(self, context: TabContext | None = None, parent: QWidget | None = None):
@@ -37,6 +42,26 @@ class StudioTab(QWidget):
     def open_image(self, path: str | Path) -> bool:
         """Load a user image; return True when it was shown. Tabs that take images override this."""
         return False
+
+    def open_image_dialog(self) -> None:
+        """Ask for an image file (starting in the last folder used) and open it in this tab."""
+        folder = settings.read("folders/open", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, f"Open an image ({self.title})", folder, IMAGE_FILTER)
+        if path:
+            settings.write("folders/open", str(Path(path).parent))
+            self.open_image(path)
+
+    def read_image(self, path: str | Path, message_label: QLabel | None = None):
+        """``engine.images.load_image``, with a failure shown to the user (returns None) instead of raised."""
+        from engine.images import ImageLoadError, load_image
+
+        try:
+            return load_image(path)
+        except ImageLoadError as exc:
+            if message_label is not None:
+                message_label.setText(str(exc))
+            QMessageBox.warning(self, "Cannot open image", str(exc))
+            return None
 
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         """Stop background work and wait for it (called from the window's closeEvent)."""

@@ -14,13 +14,11 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGraphicsRectItem,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -34,8 +32,6 @@ from PySide6.QtWidgets import (
 
 from engine import conv, samples
 from engine import conv_presets as presets
-from engine.images import ImageLoadError, load_image
-from gui import settings
 from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.number_grid import NumberGrid, format_number
 from gui.widgets.plots import CurvePlot, ExportablePlot, ImagePlot
@@ -448,7 +444,7 @@ class ConvTab(StudioTab):
         for spin in (self.rows_spin, self.cols_spin):
             spin.valueChanged.connect(self._on_grid_size_changed)
         self.sample_combo.currentTextChanged.connect(lambda _t: self.load_sample())
-        self.open_button.clicked.connect(self._open_dialog)
+        self.open_button.clicked.connect(self.open_image_dialog)
         self.colour_combo.currentIndexChanged.connect(self._on_colour_changed)
         self.kernel_size_spin.valueChanged.connect(self._on_kernel_size_changed)
         self.apply_kernel_button.clicked.connect(self.apply_kernel_preset)
@@ -677,21 +673,9 @@ class ConvTab(StudioTab):
         name = self.sample_combo.currentText()
         self._set_image(samples.sample(name), f"sample '{name}' ({samples.SOURCE_NOTE})")
 
-    def _open_dialog(self) -> None:
-        from gui.main_window import IMAGE_FILTER
-
-        folder = settings.read("folders/open", str(Path.home()))
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", folder, IMAGE_FILTER)
-        if path:
-            settings.write("folders/open", str(Path(path).parent))
-            self.open_image(path)
-
     def open_image(self, path: str | Path) -> bool:
-        try:
-            image = load_image(path)
-        except ImageLoadError as exc:
-            self.note_label.setText(str(exc))
-            QMessageBox.warning(self, "Cannot open image", str(exc))
+        image = self.read_image(path, self.note_label)
+        if image is None:
             return False
         self._set_image(image, Path(path).name)
         return True
@@ -781,7 +765,6 @@ class ConvTab(StudioTab):
 
     # ------------------------------------------------------------------ showing
     def _show_result(self) -> None:
-        r = self.result
         self._show_formulas()
         if self.mode == "numbers":
             self._show_numbers()

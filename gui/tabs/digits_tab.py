@@ -32,7 +32,6 @@ from superqt import QLabeledSlider
 
 from engine import datasets, digits
 from engine.device import resolve_device
-from engine.images import ImageLoadError, load_image
 from gui import settings
 from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.draw_canvas import DrawCanvas
@@ -248,7 +247,7 @@ class DigitsTab(StudioTab):
         self.brush_slider.valueChanged.connect(self._on_brush_changed)
         self.clear_button.clicked.connect(self.canvas.clear)
         self.undo_button.clicked.connect(self.canvas.undo)
-        self.open_button.clicked.connect(self._open_dialog)
+        self.open_button.clicked.connect(self.open_image_dialog)
         self.layer_combo.currentTextChanged.connect(lambda _t: self._show_maps())
         self.data_button.clicked.connect(self._choose_data_folder)
         self.train_button.clicked.connect(self.start_training)
@@ -320,21 +319,9 @@ class DigitsTab(StudioTab):
         self.canvas.brush_size = float(value)
         settings.write("digits/brush_size", value)
 
-    def _open_dialog(self) -> None:
-        from gui.main_window import IMAGE_FILTER
-
-        folder = settings.read("folders/open", str(Path.home()))
-        path, _ = QFileDialog.getOpenFileName(self, "Open a digit image", folder, IMAGE_FILTER)
-        if path:
-            settings.write("folders/open", str(Path(path).parent))
-            self.open_image(path)
-
     def open_image(self, path: str | Path) -> bool:
-        try:
-            image = load_image(path)
-        except ImageLoadError as exc:
-            self.message_label.setText(str(exc))
-            QMessageBox.warning(self, "Cannot open image", str(exc))
+        image = self.read_image(path, self.message_label)
+        if image is None:
             return False
         self.message_label.setText(f"Showing {Path(path).name} ({image.shape[1]} x {image.shape[0]}). "
                                    "Clear to draw again.")

@@ -10,7 +10,7 @@ view (pyqtgraph's CSVExporter only knows curves, so views supply their table).
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
