@@ -25,6 +25,7 @@ for tab in $("$WORK/venv/bin/python" -c "from gui.tabs import TAB_KEYS; print(' 
 done
 "$WORK/venv/bin/backprop-studio" --version
 rm -rf "$WORK/smoke" && mkdir -p "$WORK/smoke" && cp -r "$ROOT/tests" "$WORK/smoke/tests"
+printf '[pytest]\nqt_api = pyside6\nmarkers =\n    smoke: quick checks against the installed package\n' > "$WORK/smoke/pytest.ini"
 ln -sfn "$(cd "$ROOT/.." && pwd)/shared" "$WORK/shared"  # the tests read MNIST from ../shared when present
 cd "$WORK/smoke" && "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider -m smoke tests
 echo "wheel check passed: $(ls "$WORK"/dist/*.whl)"
