@@ -101,9 +101,11 @@ class TaskRunner(QObject):
     finished = Signal(bool)
     state_changed = Signal(str)  # "running", "paused", "stopping", "idle"
 
-    def __init__(self, label: str, parent: QObject | None = None):
+    def __init__(self, label: str, parent: QObject | None = None, report: bool = True):
+        """``report=False`` keeps short, frequent jobs (a recomputation per slider move) out of the status bar."""
         super().__init__(parent)
         self.label = label
+        self.report = report
         self._worker: _Worker | None = None
         self._state = "idle"
         self._completed = False
@@ -128,7 +130,8 @@ class TaskRunner(QObject):
         self._worker = worker
         self._completed = False
         self._set_state("running")
-        task_monitor().progress.emit(self.label, -1.0)
+        if self.report:
+            task_monitor().progress.emit(self.label, -1.0)
         worker.start()
 
     def pause(self) -> None:
@@ -166,7 +169,7 @@ class TaskRunner(QObject):
     @Slot(object)
     def _on_record(self, value) -> None:
         fraction = getattr(value, "fraction", None)
-        if isinstance(fraction, float | int):
+        if self.report and isinstance(fraction, float | int):
             task_monitor().progress.emit(self.label, float(fraction))
         self.record.emit(value)
 
@@ -190,5 +193,6 @@ class TaskRunner(QObject):
     def _on_finished(self) -> None:
         self._worker = None
         self._set_state("idle")
-        task_monitor().ended.emit(self.label)
+        if self.report:
+            task_monitor().ended.emit(self.label)
         self.finished.emit(self._completed)

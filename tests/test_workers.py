@@ -131,3 +131,12 @@ def test_event_loop_stays_responsive_while_training(qtbot):
     worst = max(gaps[1:])
     print(f"longest event-loop stall: {worst} ms over {len(gaps)} ticks")
     assert worst < 100  # target 50 ms, measured by tests/bench; margin for noisy CI machines
+
+
+def test_quiet_runner_stays_out_of_the_status_bar(qtbot):
+    runner = TaskRunner("quiet", report=False)
+    seen = []
+    task_monitor().progress.connect(lambda label, f: seen.append(label))
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        runner.start(counting, 3)
+    assert "quiet" not in seen

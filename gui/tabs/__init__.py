@@ -58,6 +58,28 @@ TABS += (
     ),
 )
 
+TABS += (
+    TabSpec(
+        key="rnn",
+        title="RNN and BPTT",
+        module="gui.tabs.rnn_tab",
+        class_name="RNNTab",
+        preload=("engine.text", "engine.rnn"),
+        topics=(
+            "A recurrent network reuses the same U, W and V at every time step; unrolling it in time turns it "
+            "into a deep feed-forward network.",
+            "Next-character prediction: one-hot inputs, softmax outputs and a loss summed over the steps; "
+            "counting the weights of U, W and V.",
+            "Backpropagation through time: dL/dW adds up one term for every path from a loss L_t back to an "
+            "earlier state h_k.",
+            "Vanishing and exploding gradients: ||dh_t/dh_k|| shrinks or grows roughly like (gamma*lambda)^(t-k), "
+            "depending on the scale of W and the activation's slope.",
+            "Remedies: truncated BPTT limits how far back gradients travel; gradient clipping by norm or by value "
+            "stops one bad step from blowing up training.",
+        ),
+    ),
+)
+
 TAB_KEYS = tuple(spec.key for spec in TABS)
 
 
