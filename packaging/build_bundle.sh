@@ -16,6 +16,6 @@ install -D -m 644 packaging/backprop-studio.desktop "$WORK/bundle/backprop-studi
 install -D -m 644 assets/backprop-studio.png "$WORK/bundle/backprop-studio/backprop-studio.png"
 echo "bundle size: $(du -sh "$WORK/bundle/backprop-studio" | cut -f1)"
 # Launch it as a user would: no venv, no source tree on the path.
-cd /tmp && env -i HOME="$HOME" PATH=/usr/bin:/bin QT_QPA_PLATFORM=offscreen \
+cd /tmp && env -i HOME="$(mktemp -d)" LANG=C.UTF-8 PATH=/usr/bin:/bin QT_QPA_PLATFORM=offscreen \
   "$WORK/bundle/backprop-studio/backprop-studio" --tab digits --screenshot /tmp/bundle-shot.png
 echo "bundle screenshot: $(stat -c %s /tmp/bundle-shot.png) bytes"

@@ -16,6 +16,14 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+def _isolate_settings() -> None:
+    """Benchmarks click Train and move knobs: keep that out of the user's own settings."""
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp(prefix="bench-"))
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -69,6 +77,7 @@ def bench_stall(data: str, seconds: float) -> None:
         __import__(module)
 
     app = QApplication.instance() or QApplication([])
+    _isolate_settings()
     tab = DigitsTab()
     tab.resize(1300, 850)
     tab.show()
