@@ -13,15 +13,10 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-def _isolate_settings() -> None:
-    """Benchmarks click Train and move knobs: keep that out of the user's own settings."""
-    import tempfile
-
-    from PySide6.QtCore import QSettings
-
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp(prefix="bench-"))
 
 import numpy as np  # noqa: E402
+
+from tests.bench._common import isolate_settings  # noqa: E402
 
 from engine import conv  # noqa: E402
 
@@ -35,7 +30,7 @@ def main() -> None:
     from gui.tabs.conv_tab import ConvTab
 
     app = QApplication.instance() or QApplication([])
-    _isolate_settings()
+    isolate_settings()
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
     tab = ConvTab()

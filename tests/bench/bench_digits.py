@@ -16,15 +16,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-def _isolate_settings() -> None:
-    """Benchmarks click Train and move knobs: keep that out of the user's own settings."""
-    import tempfile
-
-    from PySide6.QtCore import QSettings
-
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp(prefix="bench-"))
 
 import numpy as np  # noqa: E402
+
+from tests.bench._common import isolate_settings  # noqa: E402
 import torch  # noqa: E402
 
 from engine import digits  # noqa: E402
@@ -77,7 +72,7 @@ def bench_stall(data: str, seconds: float) -> None:
         __import__(module)
 
     app = QApplication.instance() or QApplication([])
-    _isolate_settings()
+    isolate_settings()
     tab = DigitsTab()
     tab.resize(1300, 850)
     tab.show()

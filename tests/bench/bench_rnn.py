@@ -25,7 +25,8 @@ if "--blas-threads" in sys.argv:  # must be set before numpy loads its BLAS
 
 import numpy as np  # noqa: E402
 
-from engine import rnn  # noqa: E402
+from engine import rnn
+from tests.bench._common import isolate_settings  # noqa: E402
 
 
 def _median_ms(func, repeats: int) -> tuple[float, float]:
@@ -86,6 +87,7 @@ def bench_gui(repeats: int) -> None:
     from gui.widgets.heatmap import LogHeatmapPlot
 
     app = QApplication.instance() or QApplication([])
+    isolate_settings()
     model, inputs, targets = problem()
     result = rnn.bptt(model, inputs, targets, truncate=50)
     plot = LogHeatmapPlot("bench", "||dL_t/dh_k||")
