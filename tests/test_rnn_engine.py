@@ -96,6 +96,7 @@ def test_gradients_equal_autograd_property(n, d, T, seed, activation, scale, tru
     assert_grads_match(result, torch_bptt(model, inputs, targets, truncate)[1])
 
 
+@pytest.mark.smoke
 def test_dl_dh_map_matches_autograd_per_loss():
     """Entry [t, k] is ||dL_t/dh_k||: checked for every t with its own autograd call."""
     rng = np.random.default_rng(3)
@@ -175,6 +176,7 @@ def test_maps_off_gives_the_same_gradients():
         assert not b.dL_dh_norms.any()
 
 
+@pytest.mark.smoke
 def test_small_w_vanishes_large_w_explodes():
     task = rnn.make_task(rnn.PRESETS["one sentence"])
     n, T = len(task.vocab), len(task.inputs)

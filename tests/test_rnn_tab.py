@@ -48,6 +48,7 @@ def train_and_wait(qtbot, tab, timeout=60000):
     return blocker.args[0]
 
 
+@pytest.mark.smoke
 def test_starts_with_the_lecture_deep_example(tab):
     assert tab.task.text == "deep" and tab.preset_combo.currentText() == "deep (lecture)"
     assert "T = 4 steps" in tab.task_label.text() and "<stop>" in tab.task_label.text()
@@ -62,6 +63,7 @@ def test_starts_with_the_lecture_deep_example(tab):
     assert f"{4 * d + d * d + d * 4 + d + 4:,}" in text and "161" in text and f"{d} x {d}" in text
 
 
+@pytest.mark.smoke
 def test_w_scale_slider_moves_from_vanishing_to_exploding(qtbot, tab):
     choose_preset(qtbot, tab, "one sentence")
     tab.scale_slider.setValue(0.2)
