@@ -80,6 +80,27 @@ TABS += (
     ),
 )
 
+TABS += (
+    TabSpec(
+        key="gates",
+        title="LSTM / GRU gates",
+        module="gui.tabs.gates_tab",
+        class_name="GatesTab",
+        preload=("torch", "torch._dynamo", "engine.memory_tasks", "engine.gates"),
+        topics=(
+            "Gates as the whiteboard's rules: the LSTM's input gate writes, its forget gate keeps or erases, "
+            "its output gate decides what is read out.",
+            "The LSTM cell state c is a running sum (c = f*c + i*g), so a forget gate held near 1 carries "
+            "information and its gradient across many steps.",
+            "The GRU ties keeping and writing into one update gate z and reads the old state through a reset "
+            "gate r; it has three weight blocks where the LSTM has four.",
+            "Vanishing gradients: in a plain RNN the gradient reaching early steps shrinks geometrically, so "
+            "long delays cannot be learned.",
+            "Parameter counts of RNN, GRU and LSTM layers: blocks x H x (I + H + 2).",
+        ),
+    ),
+)
+
 TAB_KEYS = tuple(spec.key for spec in TABS)
 
 
