@@ -60,14 +60,21 @@ class _Worker(GeneratorWorker):
         super().__init__(_guarded, func, *args, **kwargs)
         self.done = threading.Event()
 
+    def work(self):
+        try:
+            return super().work()
+        finally:
+            # Run the task's clean-up (finally blocks: temp files, last checkpoint) in its own thread,
+            # before `finished` is emitted, so the GUI hears "finished" only once it has happened.
+            try:
+                self._gen.close()
+            except Exception:  # a clean-up that fails must not hide the task's own outcome
+                traceback.print_exc()
+
     def run(self) -> None:
         try:
             super().run()
         finally:
-            try:
-                self._gen.close()  # run the task's cleanup (temp files...) in its own thread
-            except Exception:
-                pass
             self.done.set()
 
 

@@ -140,3 +140,23 @@ def test_quiet_runner_stays_out_of_the_status_bar(qtbot):
     with qtbot.waitSignal(runner.finished, timeout=5000):
         runner.start(counting, 3)
     assert "quiet" not in seen
+
+
+def with_cleanup(log):
+    try:
+        for i in range(100000):
+            time.sleep(0.002)
+            yield Step(i, 100000)
+    finally:
+        log.append("cleaned up")
+
+
+def test_cleanup_runs_before_finished_is_heard(qtbot):
+    runner = TaskRunner("cleanup")
+    log = []
+    runner.finished.connect(lambda completed: log.append("finished"))
+    runner.start(with_cleanup, log)
+    qtbot.wait(30)
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        runner.stop()
+    assert log == ["cleaned up", "finished"]

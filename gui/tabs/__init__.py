@@ -101,6 +101,27 @@ TABS += (
     ),
 )
 
+TABS += (
+    TabSpec(
+        key="alexnet",
+        title="AlexNet live",
+        module="gui.tabs.alexnet_tab",
+        class_name="AlexNetTab",
+        preload=("torch", "torch._dynamo", "engine.alexnet", "engine.shapes", "engine.image_data",
+                 "engine.alexnet_train"),
+        topics=(
+            "Working out a CNN's shapes by hand: (H - K + 2P) / S + 1 for a convolution, (H - Ps) / S + 1 for "
+            "pooling.",
+            "Counting parameters: K*K*C*N weights plus N biases per conv layer, inputs x outputs for a dense layer; "
+            "pooling learns nothing. AlexNet adds up to 62,378,344, most of it in the first dense layer.",
+            "Watching a deep CNN learn: first-layer filters, feature maps at every depth, per-layer gradient norms.",
+            "Batch normalisation: each feature map normalised over the batch, then scaled and shifted; compare runs.",
+            "Dropout: a different thinned network each batch, the whole network for validation.",
+            "Reading mistakes: the confusion matrix and right or wrong validation predictions.",
+        ),
+    ),
+)
+
 TAB_KEYS = tuple(spec.key for spec in TABS)
 
 
