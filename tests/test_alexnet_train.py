@@ -72,7 +72,11 @@ def test_a_run_yields_frozen_plain_records_and_writes_its_files(tmp_path):
     assert last.layer_names == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2", "fc3")
     assert last.grad_norms.shape == (8,) and np.isfinite(last.grad_norms).all() and (last.grad_norms > 0).all()
     assert last.filters.shape == (6, 3, 5, 5)
-    snap = last.snapshot
+    # Snapshots are rationed by their own cost (snapshot_budget), so which step carries one depends on
+    # the machine's speed: check the latest one there is.
+    snaps = [r.snapshot for r in steps if r.snapshot is not None]
+    assert snaps, "no snapshot in the whole run"
+    snap = snaps[-1]
     assert snap.confusion.shape == (10, 10) and snap.confusion.sum() == 32 == snap.val_count
     assert snap.preview_images.shape == (24, 3, 28, 28) and len(snap.preview_predicted) == 24
     assert set(snap.feature_maps) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
