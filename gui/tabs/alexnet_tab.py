@@ -66,7 +66,7 @@ class RunCurves:
     val_acc: list = dataclasses.field(default_factory=list)
     speed_epoch: list = dataclasses.field(default_factory=list)
     images_per_s: list = dataclasses.field(default_factory=list)
-    drawn: tuple = ()  # point counts when last drawn
+    drawn: dict = dataclasses.field(default_factory=dict)  # plot name -> point counts when last drawn
 
     @classmethod
     def from_history(cls, name: str, colour: str, history: list[dict]) -> RunCurves:
@@ -117,6 +117,7 @@ class AlexNetTab(StudioTab):
         self._pending_start = False
         self._dirty: set[str] = set()
         self._curves_drawn_at = 0.0
+        self._curve_turn = 0  # which curve plot redraws next while training
         self._grad_drawn = 0
         self._last_failure = ""
         self._final_message = ""
@@ -765,31 +766,54 @@ class AlexNetTab(StudioTab):
                                  f"ETA {at._format_seconds(r.eta_s)}")
 
     def _draw_curves(self) -> None:
+        """Redraw the curve plots, one plot per call while training.
+
+        Each plot costs 5-15 ms to repaint on a CPU; repainting all four in one event-loop turn
+        stalled the window for 60 ms or more, so during a run they take turns (each still
+        refreshes every CURVES_EVERY_S). When idle, or forced, all are drawn at once.
+        """
+        plots = ("loss", "accuracy", "speed", "gradients")
+        busy = self.runner.is_busy()
         now = time.perf_counter()
-        if self.runner.is_busy() and now - self._curves_drawn_at < CURVES_EVERY_S:
+        if busy and now - self._curves_drawn_at < CURVES_EVERY_S / len(plots):
             self._dirty.add("curves")  # drawn at the next chance
             return
         self._curves_drawn_at = now
+        if busy:
+            which = [plots[self._curve_turn % len(plots)]]
+            self._curve_turn += 1
+            self._dirty.add("curves")  # the others' turns come next
+        else:
+            which = list(plots)
+        for name in which:
+            self._draw_curve_plot(name)
+
+    def _draw_curve_plot(self, name: str) -> None:
+        if name == "gradients":
+            if self.grad_history and len(self.grad_history) != self._grad_drawn:
+                self._grad_drawn = len(self.grad_history)
+                norms = np.array(self.grad_history)  # (T, L)
+                names = (self.latest.layer_names if self.latest
+                         else tuple(f"layer {k}" for k in range(norms.shape[1])))
+                for k, layer in enumerate(names):
+                    self.grad_plot.set_curve(layer, self.grad_steps, np.maximum(norms[:, k], 1e-12),
+                                             color=LAYER_COLOURS[k % len(LAYER_COLOURS)])
+            return
         for run in self.runs:
             size = (len(run.epoch), len(run.val_epoch), len(run.speed_epoch))
-            if run.drawn == size or not any(size):
-                continue  # nothing new (earlier runs never change)
-            run.drawn = size
-            self.loss_plot.set_curve(f"{run.name} (train)", run.epoch, run.train_loss, color=run.colour)
-            self.loss_plot.set_curve(f"{run.name} (validation)", run.val_epoch, run.val_loss, color=run.colour,
-                                     symbol="o")
-            self.acc_plot.set_curve(f"{run.name} (train)", run.epoch, run.train_acc, color=run.colour)
-            self.acc_plot.set_curve(f"{run.name} (validation)", run.val_epoch, run.val_acc, color=run.colour,
-                                    symbol="o")
-            if run.speed_epoch:
+            if run.drawn.get(name) == size or not any(size):
+                continue  # nothing new for this plot (earlier runs never change)
+            run.drawn[name] = size
+            if name == "loss":
+                self.loss_plot.set_curve(f"{run.name} (train)", run.epoch, run.train_loss, color=run.colour)
+                self.loss_plot.set_curve(f"{run.name} (validation)", run.val_epoch, run.val_loss,
+                                         color=run.colour, symbol="o")
+            elif name == "accuracy":
+                self.acc_plot.set_curve(f"{run.name} (train)", run.epoch, run.train_acc, color=run.colour)
+                self.acc_plot.set_curve(f"{run.name} (validation)", run.val_epoch, run.val_acc,
+                                        color=run.colour, symbol="o")
+            elif run.speed_epoch:
                 self.speed_plot.set_curve(run.name, run.speed_epoch, run.images_per_s, color=run.colour)
-        if self.grad_history and len(self.grad_history) != self._grad_drawn:
-            self._grad_drawn = len(self.grad_history)
-            norms = np.array(self.grad_history)  # (T, L)
-            names = self.latest.layer_names if self.latest else tuple(f"layer {k}" for k in range(norms.shape[1]))
-            for k, name in enumerate(names):
-                self.grad_plot.set_curve(name, self.grad_steps, np.maximum(norms[:, k], 1e-12),
-                                         color=LAYER_COLOURS[k % len(LAYER_COLOURS)])
 
     def _draw_filters(self) -> None:
         if self.latest is None:
@@ -1020,7 +1044,7 @@ class AlexNetTab(StudioTab):
     def clear_earlier_runs(self) -> None:
         keep = [self.current_run] if self.runner.is_busy() and self.current_run else []
         for run in keep:
-            run.drawn = ()
+            run.drawn = {}
         self.runs = keep
         for plot in (self.loss_plot, self.acc_plot):
             plot.getPlotItem().clear()
