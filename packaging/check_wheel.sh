@@ -19,6 +19,7 @@ python3 -m venv "$WORK/venv"
 cd "$WORK"  # away from the source tree, so only the installed package can be imported
 "$WORK/venv/bin/python" -c "import engine, gui, sys; assert 'site-packages' in engine.__file__, engine.__file__; print('imports from', engine.__file__)"
 export QT_QPA_PLATFORM=offscreen
+export XDG_CONFIG_HOME="$WORK/config" XDG_DATA_HOME="$WORK/data"  # a first-time user's settings
 for tab in $("$WORK/venv/bin/python" -c "from gui.tabs import TAB_KEYS; print(' '.join(TAB_KEYS))"); do
   "$WORK/venv/bin/backprop-studio" --tab "$tab" --device cpu --screenshot "$WORK/shots/$tab.png"
   echo "screenshot of $tab: $(stat -c %s "$WORK/shots/$tab.png") bytes"

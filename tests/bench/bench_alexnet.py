@@ -175,8 +175,10 @@ def bench_gui(seconds: float, rounds: int = 2, page: int = 0) -> None:
     from PySide6.QtWidgets import QApplication
 
     from gui.tabs.alexnet_tab import AlexNetTab
+    from tests.bench._common import isolate_settings
 
     app = QApplication.instance() or QApplication([])
+    isolate_settings()
     settle = 3.0
 
     def rate(points: list[tuple[int, float]], batch: int) -> float:

@@ -45,15 +45,14 @@ def bench_traces(steps: int = 500, hidden: int = 128, inputs: int = 9, repeats: 
 
 
 def bench_stall(seconds: float) -> None:
-    import tempfile
-
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from gui.tabs.gates_tab import GatesTab
+    from tests.bench._common import isolate_settings
 
     # The run below changes the tab's settings (50 000 steps...): keep them away from the user's own.
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp(prefix="bench_gates"))
+    isolate_settings()
 
     # What the app preloads in the background while its window shows "loading" (the TabSpec's preload):
     # torch's optimisers import torch._dynamo when first built, holding the GIL for a noticeable moment.
