@@ -44,6 +44,7 @@ from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.image_grid import ConfusionPlot, ImageGridPlot, normalise_each
 from gui.widgets.live_curves import LiveCurvePlot
 from gui.widgets.plots import BarPlot, ImagePlot
+from gui.widgets.run_buttons import follow_runner_state, make_run_buttons
 from gui.workers import TaskRunner
 
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -255,11 +256,9 @@ class AlexNetTab(StudioTab):
         v.addWidget(train_box)
 
         buttons = QGridLayout()
-        self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Train in the background (Ctrl+T); earlier runs stay on the curves")
-        self.pause_button = QPushButton("Pause")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop now; a checkpoint of the weights so far is written first")
+        self.train_button, self.pause_button, self.stop_button = make_run_buttons(
+            "Train in the background (Ctrl+T); earlier runs stay on the curves",
+            "Stop now; a checkpoint of the weights so far is written first")
         self.save_button = QPushButton("Save checkpoint...")
         self.save_button.setToolTip("Copy the run's checkpoint (written now if training) to a file of your choice")
         self.load_button = QPushButton("Load checkpoint...")
@@ -271,8 +270,6 @@ class AlexNetTab(StudioTab):
         for i, b in enumerate((self.train_button, self.stop_button, self.pause_button, self.clear_runs_button,
                                self.save_button, self.load_button, self.history_button)):
             buttons.addWidget(b, *divmod(i, 2))
-        self.pause_button.setEnabled(False)
-        self.stop_button.setEnabled(False)
         self.save_button.setEnabled(False)
         self.history_button.setEnabled(False)
         v.addLayout(buttons)
@@ -631,10 +628,8 @@ class AlexNetTab(StudioTab):
     @Slot(str)
     def _on_state(self, state: str) -> None:
         busy = state != "idle"
+        follow_runner_state(state, self.train_button, self.pause_button, self.stop_button)
         self.train_button.setEnabled(not busy and not self.download_runner.is_busy())
-        self.pause_button.setEnabled(state in ("running", "paused"))
-        self.pause_button.setText("Resume" if state == "paused" else "Pause")
-        self.stop_button.setEnabled(state in ("running", "paused"))
         self.load_button.setEnabled(not busy)
         for w in (self.source_combo, self.folder_edit, self.folder_button, self.train_size_spin, self.input_combo,
                   self.divider_combo, self.bn_check, self.dropout_check, self.optimizer_combo, self.lr_spin,

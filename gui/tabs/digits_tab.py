@@ -36,6 +36,7 @@ from gui import settings
 from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.draw_canvas import DrawCanvas
 from gui.widgets.plots import BarPlot, CurvePlot, ImagePlot
+from gui.widgets.run_buttons import follow_runner_state, make_run_buttons
 from gui.workers import TaskRunner
 
 GREYS = pg.ColorMap(pos=[0.0, 1.0], color=[(0, 0, 0), (255, 255, 255)])
@@ -205,13 +206,8 @@ class DigitsTab(StudioTab):
         form.addRow("MNIST folder", folder_row)
         v.addLayout(form)
         buttons = QHBoxLayout()
-        self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Train a fresh network in the background (Ctrl+T)")
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setEnabled(False)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.setToolTip("Stop training; the current weights stay in use")
+        self.train_button, self.pause_button, self.stop_button = make_run_buttons(
+            "Train a fresh network in the background (Ctrl+T)", "Stop training; the current weights stay in use")
         for b in (self.train_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
         v.addLayout(buttons)
@@ -428,10 +424,7 @@ class DigitsTab(StudioTab):
     @Slot(str)
     def _on_train_state(self, state: str) -> None:
         busy = state != "idle"
-        self.train_button.setEnabled(not busy)
-        self.pause_button.setEnabled(state in ("running", "paused"))
-        self.pause_button.setText("Resume" if state == "paused" else "Pause")
-        self.stop_button.setEnabled(state in ("running", "paused"))
+        follow_runner_state(state, self.train_button, self.pause_button, self.stop_button)
         for w in (self.epochs_spin, self.lr_spin, self.batch_spin, self.samples_spin, self.data_edit):
             w.setEnabled(not busy)
         if state == "paused":

@@ -44,6 +44,7 @@ from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.cell_diagram import CellDiagram
 from gui.widgets.gate_heatmap import GateHeatmap, GradientFlowPlot, time_ticks
 from gui.widgets.plots import BarPlot, CurvePlot
+from gui.widgets.run_buttons import follow_runner_state, make_run_buttons
 from gui.workers import TaskRunner
 
 MODEL_COLOURS = {"rnn": "#d62728", "gru": "#2ca02c", "lstm": "#1f77b4"}
@@ -171,13 +172,9 @@ class GatesTab(StudioTab):
         tform.addRow("Seed", self.seed_spin)
         tv.addLayout(tform)
         buttons = QHBoxLayout()
-        self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Train the three models side by side in the background (Ctrl+T)")
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setEnabled(False)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.setToolTip("Stop; the models keep their untrained weights")
+        self.train_button, self.pause_button, self.stop_button = make_run_buttons(
+            "Train the three models side by side in the background (Ctrl+T)",
+            "Stop; the models keep their untrained weights")
         for b in (self.train_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
         tv.addLayout(buttons)
@@ -604,10 +601,7 @@ class GatesTab(StudioTab):
     @Slot(str)
     def _on_state(self, state: str) -> None:
         busy = state != "idle"
-        self.train_button.setEnabled(not busy)
-        self.pause_button.setEnabled(state in ("running", "paused"))
-        self.pause_button.setText("Resume" if state == "paused" else "Pause")
-        self.stop_button.setEnabled(state in ("running", "paused"))
+        follow_runner_state(state, self.train_button, self.pause_button, self.stop_button)
         for widget in (self.task_combo, self.delay_spin, self.hidden_spin, self.text_edit, self.steps_spin,
                        self.lr_spin, self.seed_spin, self.reset_button):
             widget.setEnabled(not busy and (widget is not self.text_edit or self.task.kind == "text"))
