@@ -42,3 +42,33 @@ def mnist(mnist_dir):
     from engine import datasets
 
     return datasets.load("mnist", mnist_dir)
+
+
+@pytest.fixture
+def no_modal_boxes(monkeypatch):
+    """Record message boxes as (kind, arguments) instead of blocking on them."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    for name in ("warning", "information", "critical"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(lambda *a, _n=name, **k: shown.append((_n, a[1:]))))
+    return shown
+
+
+@pytest.fixture
+def open_tab(qtbot):
+    """open_tab(TabClass, width, height): the tab shown with its first results drawn; shut down afterwards."""
+    opened = []
+
+    def _open(tab_class, width: int = 1500, height: int = 950):
+        widget = tab_class()
+        qtbot.addWidget(widget)
+        widget.resize(width, height)
+        widget.show()
+        qtbot.waitUntil(widget.is_ready, timeout=5000)
+        opened.append(widget)
+        return widget
+
+    yield _open
+    for widget in opened:
+        widget.shutdown()

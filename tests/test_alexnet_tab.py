@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from engine import alexnet_train as at
 from engine import shapes
@@ -24,23 +24,12 @@ def runs_dir(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-@pytest.fixture(autouse=True)
-def no_modal_boxes(monkeypatch):
-    shown = []
-    for name in ("warning", "information", "critical"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(lambda *a, _n=name, **k: shown.append((_n, a[1:]))))
-    return shown
+pytestmark = pytest.mark.usefixtures("no_modal_boxes")  # message boxes are recorded, never shown
 
 
 @pytest.fixture
-def tab(qtbot):
-    widget = AlexNetTab()
-    qtbot.addWidget(widget)
-    widget.resize(1400, 900)
-    widget.show()
-    qtbot.waitUntil(widget.is_ready, timeout=5000)
-    yield widget
-    widget.shutdown()
+def tab(open_tab):
+    return open_tab(AlexNetTab, 1400, 900)
 
 
 def use_tiny_config(tab, train_images=256, epochs=2, batch=32):

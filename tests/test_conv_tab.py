@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 from engine import conv
 from engine import conv_presets as P
@@ -16,14 +15,8 @@ from gui.tabs.conv_tab import CUSTOM, PARAMS_PRESET, ConvTab
 
 
 @pytest.fixture
-def tab(qtbot, monkeypatch):
-    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda *a, **k: None))
-    widget = ConvTab()
-    qtbot.addWidget(widget)
-    widget.resize(1500, 950)
-    widget.show()
-    qtbot.waitUntil(widget.is_ready, timeout=5000)
-    return widget
+def tab(open_tab, no_modal_boxes):
+    return open_tab(ConvTab)
 
 
 def settle(qtbot):

@@ -17,27 +17,15 @@ from tests.gui_helpers import circle, draw_stroke
 
 
 @pytest.fixture
-def tab(qtbot):
-    widget = DigitsTab()
-    qtbot.addWidget(widget)
-    widget.resize(1300, 800)
-    widget.show()
-    qtbot.waitUntil(widget.is_ready, timeout=5000)
-    yield widget
-    widget.shutdown()
+def tab(open_tab):
+    return open_tab(DigitsTab, 1300, 800)
 
 
 def wait_prediction(qtbot, tab):
     qtbot.wait(40)  # the prediction is coalesced to one per frame (16 ms)
 
 
-@pytest.fixture(autouse=True)
-def no_modal_boxes(monkeypatch):
-    """Record message boxes instead of blocking on them."""
-    shown = []
-    for name in ("warning", "information", "critical"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(lambda *a, _n=name, **k: shown.append((_n, a[1:]))))
-    return shown
+pytestmark = pytest.mark.usefixtures("no_modal_boxes")  # message boxes are recorded, never shown
 
 
 def test_empty_canvas_asks_for_a_digit(tab):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 from engine import gates
 from engine.memory_tasks import MemoryTask
@@ -17,24 +16,12 @@ from gui import settings
 from gui.tabs.gates_tab import GatesTab
 
 
-@pytest.fixture(autouse=True)
-def no_modal_boxes(monkeypatch):
-    """Record message boxes instead of blocking on them."""
-    shown = []
-    for name in ("warning", "information", "critical"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(lambda *a, _n=name, **k: shown.append((_n, a[1:]))))
-    return shown
+pytestmark = pytest.mark.usefixtures("no_modal_boxes")  # message boxes are recorded, never shown
 
 
 @pytest.fixture
-def tab(qtbot):
-    widget = GatesTab()
-    qtbot.addWidget(widget)
-    widget.resize(1500, 950)
-    widget.show()
-    qtbot.waitUntil(widget.is_ready, timeout=5000)
-    yield widget
-    widget.shutdown()
+def tab(open_tab):
+    return open_tab(GatesTab, 1500, 950)
 
 
 def read_csv(path) -> list[list[str]]:

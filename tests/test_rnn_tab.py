@@ -14,15 +14,10 @@ from gui.tabs.rnn_tab import RNNTab
 
 
 @pytest.fixture
-def tab(qtbot):
-    widget = RNNTab()
-    qtbot.addWidget(widget)
-    widget.resize(1500, 950)
-    widget.show()
-    qtbot.waitUntil(widget.is_ready, timeout=5000)
+def tab(qtbot, open_tab):
+    widget = open_tab(RNNTab)
     wait_idle(qtbot, widget)
-    yield widget
-    widget.shutdown()
+    return widget
 
 
 def wait_idle(qtbot, tab, timeout=10000):
