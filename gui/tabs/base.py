@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from gui import settings
@@ -83,4 +84,10 @@ def run_standalone(tab_class: type[StudioTab], argv: list[str] | None = None) ->
     window.setWindowTitle(f"Backprop Studio: {getattr(tab_class, 'title', tab_class.__name__)}")
     window.resize(1300, 850)
     window.show()
+    if os.environ.get("BACKPROP_STUDIO_QUIT_WHEN_READY"):
+        # For tests and scripts: open, draw the first results, close cleanly.
+        if tab.is_ready():
+            QTimer.singleShot(0, window.close)
+        else:
+            tab.ready.connect(window.close)
     return app.exec()
