@@ -140,7 +140,10 @@ def test_parse_args():
 
 
 def _run_cli(*args, timeout=180):
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    import tempfile
+
+    # A child process does not see the test's QSettings.setPath: give it its own config folder.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": tempfile.mkdtemp(prefix="cfg-")}
     return subprocess.run([sys.executable, "-m", "gui", *args], capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=timeout)
 
