@@ -87,13 +87,7 @@ class InputView(ExportablePlot):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Input with padding", parent)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.addItem(self.image_item)
-        plot = self.getPlotItem()
-        plot.invertY(True)
-        plot.setAspectLocked(True)
-        plot.hideAxis("bottom")
-        plot.hideAxis("left")
+        self.image_item = self.add_image_item()
         self.original_rect = QGraphicsRectItem()
         self.original_rect.setPen(pg.mkPen("#00b0ff", width=1.5, style=Qt.PenStyle.DashLine, cosmetic=True))
         self.window_rect = QGraphicsRectItem()

@@ -50,13 +50,7 @@ class ImageGridPlot(ExportablePlot):
 
     def __init__(self, title: str, parent: QWidget | None = None):
         super().__init__(title, parent)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.addItem(self.image_item)
-        plot = self.getPlotItem()
-        plot.invertY(True)
-        plot.setAspectLocked(True)
-        plot.hideAxis("bottom")
-        plot.hideAxis("left")
+        self.image_item = self.add_image_item()
         self._tiles = np.zeros((0, 1, 1, 1), np.float32)  # (N, C, H, W) what the CSV reports
         self._captions: list[str] = []
         self._csv_rows: list[tuple] | None = None

@@ -122,6 +122,17 @@ class ExportablePlot(Exportable, pg.PlotWidget):
     def setTitle(self, title: str) -> None:  # noqa: N802 (Qt naming)
         self.getPlotItem().setTitle(title, size="10pt")
 
+    def add_image_item(self) -> pg.ImageItem:
+        """An ImageItem shown as a picture: rows down, square pixels, no axes."""
+        item = pg.ImageItem(axisOrder="row-major")
+        self.addItem(item)
+        plot = self.getPlotItem()
+        plot.invertY(True)
+        plot.setAspectLocked(True)
+        plot.hideAxis("bottom")
+        plot.hideAxis("left")
+        return item
+
     def csv_table(self) -> CsvTable:
         """Header and rows for the CSV file: by default every curve's (x, y) points."""
         header, rows = ["curve", "x", "y"], []
@@ -167,13 +178,8 @@ class ImagePlot(ExportablePlot):
                  symmetric: bool = False, parent: QWidget | None = None):
         super().__init__(title, parent)
         self.symmetric = symmetric  # colour limits +-max|x| (for weights, which have a sign)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.addItem(self.image_item)
+        self.image_item = self.add_image_item()
         plot = self.getPlotItem()
-        plot.invertY(True)
-        plot.setAspectLocked(True)
-        plot.hideAxis("bottom")
-        plot.hideAxis("left")
         self.colorbar = None
         cmap = colormap if isinstance(colormap, pg.ColorMap) else pg.colormap.get(colormap)
         if colorbar:
