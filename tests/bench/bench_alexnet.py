@@ -171,11 +171,11 @@ def bench_gui(seconds: float, rounds: int = 2, page: int = 0) -> None:
     falls on both; the first 3 s of each (data generation, first paints) are not measured.
     """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from gui.tabs.alexnet_tab import AlexNetTab
     from tests.bench._common import isolate_settings
+    from tests.gui_helpers import StallMeter
 
     app = QApplication.instance() or QApplication([])
     isolate_settings()
@@ -202,30 +202,16 @@ def bench_gui(seconds: float, rounds: int = 2, page: int = 0) -> None:
                     break
         alone_rates.append(rate(points, config.batch_size))
 
-        clock, gaps, last = QElapsedTimer(), [], [0]
-
-        def tick() -> None:
-            now = clock.elapsed()
-            gaps.append((now, now - last[0]))
-            last[0] = now
-
         points = []
         tab.runner.record.connect(lambda r: points.append((r.step, time.perf_counter()))
                                   if isinstance(r, at.TrainProgress) and r.val_accuracy is None else None)
         tab.start_training()
-        timer = QTimer(interval=5)
-        timer.timeout.connect(tick)
-        clock.start()
-        timer.start()
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.001)
-        timer.stop()
+        meter = StallMeter()
+        meter.watch(app, seconds)
         tab.shutdown()
         tab.deleteLater()
         tab_rates.append(rate(points, config.batch_size))
-        stalls += [gap for at_ms, gap in gaps[1:] if at_ms > settle * 1000]
+        stalls += list(meter.gaps(after_ms=settle * 1000))
     g = np.array(stalls)
     alone, in_tab = max(alone_rates), max(tab_rates)
     print(f"tab training on CPU ({rounds} x {seconds:.0f} s, page '{tab.pages.tabText(page)}' shown): longest event-loop stall "

@@ -20,6 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 
 from tests.bench._common import isolate_settings  # noqa: E402
+from tests.gui_helpers import StallMeter  # noqa: E402
 import torch  # noqa: E402
 
 from engine import digits  # noqa: E402
@@ -62,7 +63,6 @@ def bench_predict(repeats: int = 300) -> None:
 
 
 def bench_stall(data: str, seconds: float) -> None:
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from gui.tabs import spec_for
@@ -78,30 +78,14 @@ def bench_stall(data: str, seconds: float) -> None:
     tab.show()
     tab.data_edit.setText(data)
     tab.epochs_spin.setValue(50)
-    clock, gaps, last = QElapsedTimer(), [], [0]
-
-    def tick():
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=5)
-    timer.timeout.connect(tick)
     tab.start_training()
     deadline = time.perf_counter() + 3
     while tab.train_runner.state != "running" and time.perf_counter() < deadline:
         app.processEvents()
-    clock.start()
-    timer.start()
-    end = time.perf_counter() + seconds
     records = [0]
     tab.train_runner.record.connect(lambda _r: records.__setitem__(0, records[0] + 1))
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.001)
-    timer.stop()
+    g = StallMeter().watch(app, seconds)
     tab.shutdown()
-    g = np.array(gaps[1:])
     print(f"retraining on CPU for {seconds:.0f} s: longest event-loop stall {g.max():.0f} ms, "
           f"p99 {np.percentile(g, 99):.0f} ms, median {np.median(g):.0f} ms over {len(g)} ticks of 5 ms; "
           f"{records[0]} progress records drawn  target <= 50 ms")

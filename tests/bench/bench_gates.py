@@ -45,11 +45,11 @@ def bench_traces(steps: int = 500, hidden: int = 128, inputs: int = 9, repeats: 
 
 
 def bench_stall(seconds: float) -> None:
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from gui.tabs.gates_tab import GatesTab
     from tests.bench._common import isolate_settings
+    from tests.gui_helpers import StallMeter
 
     # The run below changes the tab's settings (50 000 steps...): keep them away from the user's own.
     isolate_settings()
@@ -64,37 +64,16 @@ def bench_stall(seconds: float) -> None:
     tab.show()
     tab.views.setCurrentIndex(1)  # the live curves
     tab.steps_spin.setValue(50000)
-    clock, gaps, last = QElapsedTimer(), [], [0]
-
-    def tick():
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    def watch(duration: float) -> np.ndarray:
-        """Gaps between 5 ms timer ticks while the event loop runs for ``duration`` seconds."""
-        gaps.clear()
-        clock.start()
-        last[0] = 0
-        timer.start()
-        end = time.perf_counter() + duration
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.001)
-        timer.stop()
-        return np.array(gaps[1:])
-
-    timer = QTimer(interval=5)
-    timer.timeout.connect(tick)
+    meter = StallMeter()
     # The same loop with nothing training: on a shared machine other processes cause stalls too.
-    idle = watch(min(5.0, seconds))
+    idle = meter.watch(app, min(5.0, seconds))
     records = [0]
     tab.runner.record.connect(lambda _r: records.__setitem__(0, records[0] + 1))
     tab.start_training()
     deadline = time.perf_counter() + 3
     while tab.runner.state != "running" and time.perf_counter() < deadline:
         app.processEvents()
-    busy = watch(seconds)
+    busy = meter.watch(app, seconds)
     tab.shutdown()
     print(f"idle interface for {min(5.0, seconds):.0f} s (baseline): longest stall {idle.max():.0f} ms, "
           f"p99 {np.percentile(idle, 99):.0f} ms")
