@@ -47,38 +47,37 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- parameters
 
+class _PackedLayer:
+    """Sizes read off torch's packed weight matrices (shared by the LSTM and GRU parameters)."""
+
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+
+    @property
+    def hidden_size(self) -> int:
+        return self.w_hh.shape[1]
+
+    @property
+    def input_size(self) -> int:
+        return self.w_ih.shape[1]
+
+
 @dataclass(frozen=True, eq=False)
-class LSTMParams:
+class LSTMParams(_PackedLayer):
     """One LSTM layer in torch's packed layout: rows are the gates in the order i, f, g, o."""
     w_ih: np.ndarray  # (4H, I) input -> gates
     w_hh: np.ndarray  # (4H, H) previous hidden state -> gates
     b_ih: np.ndarray  # (4H,)
     b_hh: np.ndarray  # (4H,)
 
-    @property
-    def hidden_size(self) -> int:
-        return self.w_hh.shape[1]
-
-    @property
-    def input_size(self) -> int:
-        return self.w_ih.shape[1]
-
 
 @dataclass(frozen=True, eq=False)
-class GRUParams:
+class GRUParams(_PackedLayer):
     """One GRU layer in torch's packed layout: rows are the gates in the order r, z, n."""
     w_ih: np.ndarray  # (3H, I)
     w_hh: np.ndarray  # (3H, H)
     b_ih: np.ndarray  # (3H,)
     b_hh: np.ndarray  # (3H,)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.w_hh.shape[1]
-
-    @property
-    def input_size(self) -> int:
-        return self.w_ih.shape[1]
 
 
 def from_torch(module: nn.Module) -> LSTMParams | GRUParams:

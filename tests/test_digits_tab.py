@@ -169,8 +169,8 @@ def test_retrain_switches_weights_and_revert(qtbot, tab, mnist_dir):
     shipped = digits.first_layer_filters(tab.model)
     qtbot.mouseClick(tab.train_button, Qt.MouseButton.LeftButton)
     assert not tab.train_button.isEnabled() and tab.stop_button.isEnabled()
-    with qtbot.waitSignal(tab.train_runner.finished, timeout=120000) as blocker:
-        pass
+    blocker = qtbot.waitSignal(tab.train_runner.finished, timeout=120000)
+    blocker.wait()
     assert blocker.args == [True]
     assert "Using your retrained weights" in tab.weights_label.text()
     assert not np.allclose(digits.first_layer_filters(tab.model), shipped)

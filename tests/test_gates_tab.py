@@ -129,8 +129,8 @@ def test_text_task_uses_the_typed_text_and_explains_a_short_one(qtbot, tab):
 
 
 def _wait_training(qtbot, tab, timeout=90000):
-    with qtbot.waitSignal(tab.runner.finished, timeout=timeout) as blocker:
-        pass
+    blocker = qtbot.waitSignal(tab.runner.finished, timeout=timeout)
+    blocker.wait()
     return blocker.args[0]
 
 
