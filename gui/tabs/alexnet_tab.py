@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -43,6 +42,7 @@ from gui import settings
 from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.image_grid import ConfusionPlot, ImageGridPlot, normalise_each
 from gui.widgets.live_curves import LiveCurvePlot
+from gui.widgets.panels import control_column
 from gui.widgets.plots import BarPlot, ImagePlot
 from gui.widgets.run_buttons import follow_runner_state, make_run_buttons
 from gui.workers import TaskRunner
@@ -139,12 +139,7 @@ class AlexNetTab(StudioTab):
         outer.setContentsMargins(6, 6, 6, 6)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         outer.addWidget(splitter)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self._build_controls())
-        scroll.setMinimumWidth(330)
-        splitter.addWidget(scroll)
+        splitter.addWidget(control_column(self._build_controls(), min_width=330))
         self.pages = QTabWidget()
         self.pages.addTab(self._build_curves_page(), "Curves")
         self.pages.addTab(self._build_filters_page(), "Filters && feature maps")

@@ -34,6 +34,7 @@ from engine import conv, samples
 from engine import conv_presets as presets
 from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.number_grid import NumberGrid, format_number
+from gui.widgets.panels import control_column
 from gui.widgets.plots import CurvePlot, ExportablePlot, ImagePlot
 
 MAX_GRID = 12  # numbers mode: grids up to 12 x 12
@@ -180,12 +181,7 @@ class ConvTab(StudioTab):
         two_d = QWidget()
         h = QHBoxLayout(two_d)
         h.setContentsMargins(2, 2, 2, 2)
-        controls = QScrollArea()
-        controls.setWidgetResizable(True)
-        controls.setFixedWidth(350)
-        controls.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        controls.setWidget(self._build_controls())
-        h.addWidget(controls)
+        h.addWidget(control_column(self._build_controls(), width=350))
         right = QSplitter(Qt.Orientation.Vertical)
         h.addWidget(right, 1)
 

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -43,6 +43,7 @@ from gui import settings
 from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.cell_diagram import CellDiagram
 from gui.widgets.gate_heatmap import GateHeatmap, GradientFlowPlot, time_ticks
+from gui.widgets.panels import control_column
 from gui.widgets.plots import BarPlot, CurvePlot
 from gui.widgets.run_buttons import follow_runner_state, make_run_buttons
 from gui.workers import TaskRunner
@@ -107,12 +108,9 @@ class GatesTab(StudioTab):
         outer.setContentsMargins(6, 6, 6, 6)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         outer.addWidget(splitter)
-        controls = QScrollArea()  # scrolls on short screens instead of forcing a tall window
-        controls.setWidgetResizable(True)
+        panel = self._build_controls()
+        controls = control_column(panel, min_width=panel.minimumSizeHint().width() + 16)
         controls.setFrameShape(QScrollArea.Shape.NoFrame)
-        controls.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        controls.setWidget(self._build_controls())
-        controls.setMinimumWidth(controls.widget().minimumSizeHint().width() + 16)
         splitter.addWidget(controls)
         self.views = QTabWidget()
         self.views.addTab(self._build_gates_page(), "Gates over time")

@@ -37,6 +37,7 @@ from engine.text import TextTask
 from gui import settings
 from gui.tabs.base import StudioTab, TabContext, run_standalone
 from gui.widgets.heatmap import LogHeatmapPlot
+from gui.widgets.panels import control_column
 from gui.widgets.plots import CurvePlot
 from gui.widgets.unrolled import UnrolledData, UnrolledView, legend_html, shown_symbol
 from gui.workers import TaskRunner
@@ -98,12 +99,7 @@ class RNNTab(StudioTab):
         cv.addWidget(self._build_training_box())
         cv.addWidget(self._build_sampling_box())
         cv.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(350)
-        outer.addWidget(scroll)
+        outer.addWidget(control_column(controls, width=350))
 
         right = QVBoxLayout()
         top = QHBoxLayout()
